@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import traceback
 
 MASK = "***"
 _lock = threading.Lock()
@@ -48,6 +49,11 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set, so the traceback is scrubbed once here.
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
 
 

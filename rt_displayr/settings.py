@@ -7,6 +7,7 @@ the fix in its message instead of half-way through with an HTTP error.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -56,6 +57,18 @@ class RTConnection:
     @property
     def rest_url(self) -> str:
         return f"{self.url}/REST/1.0"
+
+    @property
+    def account(self) -> str:
+        """Who RT answers as, without the secret: part of every cache key, because two accounts
+        with different rights see different histories of the same ticket."""
+        if self.user is not None:
+            return f"user:{self.user}"
+        secret = self.token or self.cookie
+        digest = (
+            hashlib.sha256(secret.get_secret_value().encode()).hexdigest()[:16] if secret else ""
+        )
+        return f"{self.auth_method}:{digest}"
 
 
 @dataclass(frozen=True)
