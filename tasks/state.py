@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from rt_displayr.state import FetchPlan, TicketStore, plan
 
 from rt_displayr.models import TicketFacts, TicketSummary
+from rt_displayr.state import FetchPlan, TicketStore, plan
 
 
 @task(name="plan-fetch", cache_policy=NO_CACHE)
