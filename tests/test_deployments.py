@@ -298,9 +298,15 @@ def _stop(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
         family += family[0].children(recursive=True)
     except psutil.NoSuchProcess:
         family = []
-    for target in (process.pid, *(member.pid for member in family)):
+    # One SIGTERM per process group: a second one makes Prefect's runner exit at once, without
+    # the graceful shutdown (pausing the schedule) that the first one started.
+    groups = {process.pid}
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            groups.add(os.getpgid(member.pid))
+    for group in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(target, signal.SIGTERM)
+            os.killpg(group, signal.SIGTERM)
     _, alive = psutil.wait_procs(family, timeout=20)
     for member in alive:
         member.kill()
