@@ -16,6 +16,11 @@ import typer
 
 from rt_displayr.errors import ConfigError, RtDisplayrError
 from rt_displayr.redact import redact
+from rt_displayr.settings import check_run_options
+
+# The temporary Prefect server a local run starts would otherwise try to send telemetry, and log
+# an error for it on machines without internet; a scheduled metrics job has no need to phone home.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(
     add_completion=False,
@@ -95,6 +100,13 @@ def run(
     max_drop: float = typer.Option(0.5, help="Largest accepted drop in rows (share)."),
     on_missing_ticket: str = typer.Option("skip", help="'skip' or 'fail' on deleted tickets."),
     search_range_size: int | None = typer.Option(None, help="Search in id ranges of this size."),
+    task_runner: str = typer.Option(
+        "threads", help="Fetch histories with 'threads' here or on 'dask' (rt-displayr[dask])."
+    ),
+    dask_address: str | None = typer.Option(
+        None, help="Scheduler of a running Dask cluster (default: a local one for the run)."
+    ),
+    dask_workers: int = typer.Option(2, min=1, help="Worker processes of the local Dask cluster."),
     progress: bool = typer.Option(
         sys.stderr.isatty(), "--progress/--no-progress", help="Terminal progress bar."
     ),
@@ -118,8 +130,14 @@ def run(
         "max_drop": max_drop,
         "on_missing_ticket": on_missing_ticket,
         "search_range_size": search_range_size,
+        "task_runner": task_runner,
+        "dask_address": dask_address,
+        "dask_workers": dask_workers,
     }
     try:
+        check_run_options(
+            abort=abort, staff=staff, on_missing_ticket=on_missing_ticket, max_drop=max_drop
+        )
         _check_settings(dry_run)
         summary = run_flow(parameters, progress=progress)
     except RtDisplayrError as exc:
@@ -209,9 +227,11 @@ def serve(
                 "PREFECT_API_URL=http://127.0.0.1:4200/api"
             )
         )
+    from prefect import serve as serve_deployments
+
     from flows.rt_to_displayr import rt_to_displayr
 
-    rt_to_displayr.serve(
+    deployment = rt_to_displayr.to_deployment(
         name=name,
         schedules=[Cron(cron, timezone=timezone)] if schedule else [],
         parameters={
@@ -222,9 +242,13 @@ def serve(
         },
         tags=["rt-displayr", "served"],
         # Overlapping runs would race on the CSV, the incremental state and the data set.
-        global_limit=1,
-        limit=1,
+        concurrency_limit=1,
     )
+    # `rt_to_displayr.serve()` would cloudpickle the flow into each run's process: its function
+    # then travels by value without the module globals its string annotations name (`Literal`),
+    # and every run fails parameter validation. A deployment served this way is re-imported
+    # from its entrypoint, as a worker does.
+    serve_deployments(deployment, limit=1)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,6 @@ UPLOAD_FIELD = "file"
 ABORT_MODES = ("OnWarning", "Never")
 SUCCESS_MARKER = "Success"
 
-BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 RETRY_AFTER_CAP = 300.0
 MESSAGE_LIMIT = 300
@@ -292,7 +291,7 @@ class DisplayrClient:
                     f"Displayr {action} failed after {attempts} attempt(s): {failure.reason}",
                     retry_after=failure.retry_after,
                 )
-            delay = _backoff(attempt, failure.retry_after)
+            delay = _backoff(attempt, failure.retry_after, self._conn.backoff_base)
             logger.warning(
                 "Displayr %s failed (%s); retry %d of %d in %.1fs",
                 action,
@@ -415,11 +414,11 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
-def _backoff(attempt: int, retry_after: float | None) -> float:
+def _backoff(attempt: int, retry_after: float | None, base: float) -> float:
     """Exponential with jitter, so many runs failing together do not come back in step."""
     if retry_after is not None:
         return retry_after
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+    ceiling = min(BACKOFF_CAP, base * 2 ** (attempt - 1))
     return ceiling * random.uniform(0.5, 1.0)
 
 

@@ -22,6 +22,10 @@ from rt_displayr.redact import register_secret
 
 DEFAULT_DISPLAYR_URL = "https://app.displayr.com"
 DEFAULT_DATA_NAME = "rt-ticket-history.csv"
+# Seconds before the first retry of a failed request (doubling after each, with jitter); both
+# HTTP clients read it. Small in tests, larger for an RT that takes long to come back.
+BACKOFF_BASE_VARIABLE = "RT_DISPLAYR_BACKOFF_BASE"
+DEFAULT_BACKOFF_BASE = 1.0
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _COOKIE = re.compile(r"^[^=;\s]+=[^;\s]+$")
 
@@ -45,6 +49,7 @@ class RTConnection:
     verify: bool = True
     max_retries: int = 5
     rate_limit: float | None = None
+    backoff_base: float = 1.0
 
     @property
     def auth_method(self) -> str:
@@ -80,6 +85,7 @@ class DisplayrConnection:
     timeout: float = 300.0
     verify: bool = True
     max_retries: int = 4
+    backoff_base: float = 1.0
 
 
 def normalize_base_url(value: str, variable: str, *, allow_http: bool = False) -> str:
@@ -183,6 +189,7 @@ def rt_connection_from_env(env: Mapping[str, str] | None = None) -> RTConnection
         verify=not _flag(env, "RT_INSECURE_SKIP_VERIFY"),
         max_retries=int(_number(env, "RT_MAX_RETRIES", 5)),
         rate_limit=rate or None,
+        backoff_base=_number(env, BACKOFF_BASE_VARIABLE, DEFAULT_BACKOFF_BASE),
     )
 
 
@@ -218,6 +225,7 @@ def displayr_connection_from_env(
         url=url,
         timeout=_number(env, "DISPLAYR_TIMEOUT", 300.0, minimum=1.0),
         verify=not _flag(env, "DISPLAYR_INSECURE_SKIP_VERIFY"),
+        backoff_base=_number(env, BACKOFF_BASE_VARIABLE, DEFAULT_BACKOFF_BASE),
     )
 
 
@@ -227,3 +235,25 @@ def data_name_from_env(env: Mapping[str, str] | None = None) -> str:
     if "/" in name or "\\" in name:
         raise ConfigError(f"DISPLAYR_DATA_NAME must be a data set name, not a path: {name!r}")
     return name
+
+
+ABORT_MODES = ("OnWarning", "Never")
+STAFF_RULES = ("name", "privileged")
+MISSING_TICKET_POLICIES = ("skip", "fail")
+
+
+def check_run_options(*, abort: str, staff: str, on_missing_ticket: str, max_drop: float) -> None:
+    """The run options that take one of a few words, checked before Prefect or any request.
+
+    A front end (the CLI) calls this first, so a typo gets one line naming the option instead
+    of a flow run that fails Prefect's own parameter validation with a traceback.
+    """
+    for option, value, allowed in (
+        ("abort", abort, ABORT_MODES),
+        ("staff", staff, STAFF_RULES),
+        ("on_missing_ticket", on_missing_ticket, MISSING_TICKET_POLICIES),
+    ):
+        if value not in allowed:
+            raise ConfigError(f"{option} must be {' or '.join(allowed)}, got {value!r}")
+    if not 0 <= max_drop <= 1:
+        raise ConfigError(f"max_drop must be a share between 0 and 1, got {max_drop}")

@@ -9,6 +9,7 @@ uses environment variables. Whatever the source, the same validation in
 from __future__ import annotations
 
 import os
+from typing import cast
 
 from rt_displayr.errors import ConfigError
 from rt_displayr.settings import (
@@ -41,7 +42,8 @@ def _from_prefect(env_name: str) -> str | None:
         if env_name in SECRET_BLOCKS:
             from prefect.blocks.system import Secret
 
-            return str(Secret.load(SECRET_BLOCKS[env_name]).get())
+            block = cast("Secret[str]", Secret.load(SECRET_BLOCKS[env_name]))
+            return str(block.get())
         from prefect.variables import Variable
 
         value = Variable.get(VARIABLES[env_name], default=None)
@@ -69,7 +71,7 @@ def resolve_rt_connection() -> RTConnection:
     env_has_credential = any(
         (os.environ.get(name) or "").strip() for name in ("RT_PASSWORD", "RT_TOKEN", "RT_COOKIE")
     )
-    names = ("RT_URL", "RT_USER")
+    names: tuple[str, ...] = ("RT_URL", "RT_USER")
     if not env_has_credential:
         names += ("RT_PASSWORD", "RT_TOKEN", "RT_COOKIE")
     return rt_connection_from_env(settings_environment(names))

@@ -6,7 +6,7 @@ Artifact keys are fixed so the Artifacts page keeps each one's history across ru
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pandas as pd
@@ -19,6 +19,7 @@ from prefect.artifacts import (
 )
 
 from rt_displayr.metrics import queue_summary, weekly_first_response
+from rt_displayr.redact import redact
 
 PROGRESS_KEY = "rt-displayr-fetch-progress"
 SUMMARY_KEY = "rt-displayr-summary"
@@ -46,10 +47,14 @@ class FetchProgress:
         self.done = 0
         self._artifact: UUID | None = None
         try:
-            self._artifact = create_progress_artifact(
-                progress=100.0 if total == 0 else 0.0,
-                key=PROGRESS_KEY,
-                description=f"Ticket histories fetched from RT (0 of {total})",
+            # called from the (sync) flow, so Prefect's sync-or-async helper returns the id itself
+            self._artifact = cast(
+                UUID,
+                create_progress_artifact(
+                    progress=100.0 if total == 0 else 0.0,
+                    key=PROGRESS_KEY,
+                    description=f"Ticket histories fetched from RT (0 of {total})",
+                ),
             )
         except Exception as exc:  # progress is a courtesy: never fail a run over it
             get_run_logger().debug("no progress artifact: %s", exc)
@@ -79,14 +84,17 @@ def _bar(value: float, top: float, width: int = 24) -> str:
 
 
 def weekly_chart_markdown(frame: pd.DataFrame) -> str:
-    """A bar chart in plain markdown: the Prefect UI renders it with no image hosting."""
+    """A bar chart in plain markdown: the Prefect UI renders it with no image hosting.
+
+    One unit (hours) for every week, so that the numbers read as easily as the bars.
+    """
     weeks = weekly_first_response(frame)
     if not weeks:
         return "_No staff responses yet: nothing to chart._"
     top = max(minutes for _, minutes in weeks)
-    lines = ["| week of | median first response | |", "|---|---:|---|"]
+    lines = ["| week of | median first response (h) | |", "|---|---:|---|"]
     for week, minutes in weeks:
-        lines.append(f"| {week} | {_duration(minutes)} | `{_bar(minutes, top)}` |")
+        lines.append(f"| {week} | {minutes / 60:.1f} | `{_bar(minutes, top)}` |")
     return "\n".join(lines)
 
 
@@ -100,41 +108,79 @@ def _duration(minutes: float | None) -> str:
     return f"{minutes / 1440:.1f} d"
 
 
-def summary_markdown(summary: dict[str, Any], frame: pd.DataFrame) -> str:
-    queues = queue_summary(frame)
+def failure_line(exc: BaseException) -> str:
+    """The error as one redacted line: what the summary of a failed run says went wrong."""
+    lines = str(exc).strip().splitlines()
+    name = type(exc).__name__
+    return redact(f"{name}: {lines[0]}" if lines else name)
+
+
+def _count(summary: dict[str, Any], key: str) -> str:
+    """A count the run got to before it stopped, or – for one it never reached."""
+    value = summary.get(key)
+    if value is None:
+        return "–"
+    return str(len(value)) if isinstance(value, list) else str(value)
+
+
+def summary_markdown(summary: dict[str, Any], frame: pd.DataFrame | None) -> str:
+    """The run at a glance; a failed run shows its error line and whatever it counted so far."""
+    duration = summary.get("duration_seconds")
     lines = [
         f"# RT → Displayr: {summary['status']}",
         "",
-        f"Query `{summary['query']}` → data set **{summary['data_name']}**",
+        f"Query `{summary['query']}` → data set **{summary.get('data_name') or 'default'}**",
+    ]
+    if summary.get("error"):
+        lines += ["", f"**Error:** `{summary['error']}`"]
+    lines += [
         "",
         "| tickets exported | new | changed | unchanged | left the query | skipped (missing in RT) "
         "| RT requests | duration |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {summary['rows']} | {summary['new']} | {summary['changed']} | {summary['unchanged']} "
-        f"| {summary['removed']} | {len(summary['missing'])} | {summary['rt_requests']} "
-        f"| {summary['duration_seconds']:.1f} s |",
-        "",
-        "## Per queue",
-        "",
-        "| queue | tickets | median time to first staff response |",
-        "|---|---:|---:|",
-    ]
-    for row in queues:
-        lines.append(
-            f"| {row['queue']} | {row['tickets']} | {_duration(row.get('median_first_response_minutes'))} |"
+        "| "
+        + " | ".join(
+            _count(summary, key)
+            for key in ("rows", "new", "changed", "unchanged", "removed", "missing", "rt_requests")
         )
-    lines += ["", "## Median first response by week (UTC)", "", weekly_chart_markdown(frame)]
+        + f" | {'–' if duration is None else f'{duration:.1f} s'} |",
+    ]
+    if summary.get("task_runner"):
+        lines += ["", f"Histories fetched with: {summary['task_runner']}"]
+    if frame is not None:
+        lines += ["", "## Per queue", "", *queue_table_markdown(frame)]
+        lines += ["", "## Median first response by week (UTC)", "", weekly_chart_markdown(frame)]
     if summary.get("csv"):
         lines += ["", f"CSV: `{summary['csv']}`"]
     return "\n".join(lines)
 
 
-def publish_summary(summary: dict[str, Any], frame: pd.DataFrame) -> None:
-    create_markdown_artifact(
-        markdown=summary_markdown(summary, frame),
-        key=SUMMARY_KEY,
-        description="Tickets exported, incremental counts, per-queue response times",
-    )
+def queue_table_markdown(frame: pd.DataFrame) -> list[str]:
+    lines = [
+        "| queue | tickets | median time to first staff response |",
+        "|---|---:|---:|",
+    ]
+    for row in queue_summary(frame):
+        lines.append(
+            f"| {row['queue']} | {row['tickets']} "
+            f"| {_duration(row.get('median_first_response_minutes'))} |"
+        )
+    return lines
+
+
+def publish_summary(summary: dict[str, Any], frame: pd.DataFrame | None) -> None:
+    """Every run ends with one, failed runs too; a failure to write it never masks the run's."""
+    try:
+        create_markdown_artifact(
+            markdown=summary_markdown(summary, frame),
+            key=SUMMARY_KEY,
+            description=f"RT → Displayr {summary['status']}: tickets, incremental counts, "
+            "per-queue response times",
+        )
+    except Exception as exc:
+        if summary.get("status") != "failed":
+            raise
+        get_run_logger().warning("no summary artifact for the failed run: %s", redact(str(exc)))
 
 
 def publish_link(displayr_url: str, data_name: str) -> None:

@@ -21,8 +21,6 @@ from rt_displayr.rt.client import RTClient
 from rt_displayr.settings import RTConnection
 from tasks.retry import TASK_RETRIES, TASK_RETRY_DELAYS, TASK_RETRY_JITTER, retry_on_transient
 
-MISSING_TICKET_POLICIES = ("skip", "fail")
-
 
 @dataclass
 class ChunkResult:
@@ -31,6 +29,14 @@ class ChunkResult:
     facts: list[TicketFacts]
     missing: list[int] = field(default_factory=list)
     requests: int = 0
+
+
+@dataclass
+class TicketListing:
+    """Step 1's answer, with the requests it took (a login and any id-range searches count)."""
+
+    tickets: list[TicketSummary]
+    requests: int
 
 
 @task(
@@ -44,15 +50,15 @@ class ChunkResult:
 )
 def list_tickets(
     connection: RTConnection, query: str, range_size: int | None = None
-) -> list[TicketSummary]:
+) -> TicketListing:
     """Step 1: one search request for every matching ticket (or id ranges on a very large RT)."""
     logger = get_run_logger()
     with RTClient(connection) as client:
-        tickets = client.search(query, range_size=range_size)
-        logger.info(
-            "RT lists %d tickets for %s (%d requests)", len(tickets), query, client.requests_made
-        )
-    return tickets
+        listing = TicketListing(client.search(query, range_size=range_size), client.requests_made)
+    logger.info(
+        "RT lists %d tickets for %s (%d requests)", len(listing.tickets), query, listing.requests
+    )
+    return listing
 
 
 @task(
@@ -95,6 +101,11 @@ def fetch_histories(
                     raise
                 logger.warning("skipping ticket %d: %s", ticket.id, exc)
                 result.missing.append(ticket.id)
+            except BaseException:
+                # The chunk has failed (and a retry refetches all of it): the queued tickets
+                # would only repeat a rejected credential or a dead RT, once each.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         result.requests = client.requests_made
     result.facts.sort(key=lambda facts: facts.ticket.id)
     logger.info(

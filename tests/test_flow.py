@@ -2,64 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from rt_displayr.errors import DisplayrRejected
-from rt_displayr.sandbox.displayr_server import DisplayrSimulator
 from rt_displayr.sandbox.rt_server import RTSimulator
-from tests.sandbox_expectations import COLUMNS, expected_rows
-
-DATA_NAME = "rt-ticket-history.csv"
-
-
-@dataclass
-class Sandbox:
-    rt: RTSimulator
-    displayr: DisplayrSimulator
-    secret: str
-    tmp: Path
-
-    def run(self, **parameters: object) -> dict:
-        from flows.rt_to_displayr import rt_to_displayr
-
-        parameters.setdefault("output", str(self.tmp / "out" / DATA_NAME))
-        parameters.setdefault("state_dir", str(self.tmp / "state"))
-        return rt_to_displayr(**parameters)
-
-    def published(self) -> bytes:
-        return self.displayr.data_set(self.secret, DATA_NAME)
-
-
-@pytest.fixture
-def sandbox(
-    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Sandbox]:
-    secret = str(uuid.uuid4())
-    with RTSimulator(tickets=60, seed=3) as rt, DisplayrSimulator([secret]) as displayr:
-        displayr.create_data_set(secret, DATA_NAME)
-        monkeypatch.setenv("RT_URL", rt.url)
-        monkeypatch.setenv("RT_USER", "root")
-        monkeypatch.setenv("RT_PASSWORD", "password")
-        monkeypatch.setenv("DISPLAYR_URL", displayr.url)
-        monkeypatch.setenv("DISPLAYR_PROJECT_SECRET", secret)
-        yield Sandbox(rt, displayr, secret, tmp_path)
-
-
-def read_csv(data: bytes | str) -> tuple[list[str], list[dict[str, str]]]:
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    rows = list(csv.reader(io.StringIO(text, newline="")))
-    return rows[0], [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-
-
-def without_row_numbers(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{column: row[column] for column in COLUMNS} for row in rows]
+from tests.conftest import DATA_NAME, Sandbox
+from tests.sandbox_expectations import COLUMNS, expected_rows, read_csv, without_row_numbers
 
 
 def test_dry_run_writes_every_column_as_the_scenario_says_and_uploads_nothing(
@@ -165,3 +115,35 @@ def test_a_rejected_import_keeps_the_last_good_csv_and_does_not_advance_state(
     # failed run's cached chunk, so RT is not asked again.
     assert retry["changed"] == 1
     assert sandbox.rt.counts["history_l"] == 0
+
+
+def test_staff_who_log_in_with_addresses_are_found_by_rts_privileged_flag(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RTSimulator(tickets=40, seed=3, staff_login_emails=True) as rt:
+        monkeypatch.setenv("RT_URL", rt.url)
+        monkeypatch.setenv("RT_USER", "root")
+        monkeypatch.setenv("RT_PASSWORD", "password")
+        from flows.rt_to_displayr import rt_to_displayr
+
+        summary = rt_to_displayr(
+            dry_run=True,
+            staff="privileged",
+            output=str(tmp_path / "out.csv"),
+            state_dir=str(tmp_path / "state"),
+        )
+        distinct_senders = {
+            t.creator
+            for ticket in rt.sim.tickets.values()
+            if ticket.status == "resolved"
+            for t in ticket.transactions
+            if t.type in ("Create", "Correspond")
+        }
+        expected = expected_rows(rt.sim, privileged=True)
+        user_lookups = rt.counts["user"]
+
+    _, rows = read_csv(Path(summary["csv"]).read_bytes())
+    assert without_row_numbers(rows) == expected
+    by_name = expected_rows(rt.sim)
+    assert expected != by_name  # the two rules really differ on this scenario
+    assert user_lookups == len(distinct_senders)  # each distinct sender looked up once

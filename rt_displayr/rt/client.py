@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SEARCH_FIELDS = ",".join(wire.SEARCH_FIELDS)
-BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 RETRY_AFTER_CAP = 120.0
 USER_AGENT = "rt-displayr (RT REST 1.0 client)"
@@ -326,6 +325,9 @@ class RTClient:
                 error = RTTransientError(f"RT did not answer {where} within {timeout:g} s")
             except requests.ConnectionError as exc:
                 error = RTTransientError(f"could not reach RT for {where}: {type(exc).__name__}")
+            except requests.exceptions.ChunkedEncodingError:
+                # the connection closed before the announced length arrived: a body cut short
+                error = RTTransientError(f"RT's answer for {where} was cut short mid-transfer")
             except requests.RequestException as exc:
                 raise RTProtocolError(f"request for {where} failed: {type(exc).__name__}") from None
             else:
@@ -354,7 +356,7 @@ class RTClient:
         """Full jitter (AWS style) so that N threads do not retry in lock step; Retry-After wins."""
         if retry_after is not None:
             return min(retry_after, RETRY_AFTER_CAP)
-        return self._rng.uniform(0.0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+        return self._rng.uniform(0.0, min(BACKOFF_CAP, self._conn.backoff_base * 2**attempt))
 
     @staticmethod
     def _check_http(response: requests.Response, where: str) -> None:

@@ -29,7 +29,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rt_displayr.sandbox import rt_render as render
 from rt_displayr.sandbox.rt_data import SimRT, SimTicket, generate_tickets
@@ -322,7 +322,9 @@ class Fault:
     params: dict[str, Any]
 
     def applies(self, kind: str, path: str) -> bool:
-        return self.match == kind or (self.match not in KINDS and re.search(self.match, path))
+        return self.match == kind or (
+            self.match not in KINDS and re.search(self.match, path) is not None
+        )
 
 
 @dataclass
@@ -499,7 +501,9 @@ class RTSimulator:
 
     def _handle(self, req: _Handler) -> None:
         parts = urlsplit(req.path)
-        path = parts.path
+        # The web server hands RT a percent-decoded PATH_INFO (`user/jane%40example.com` is
+        # the user `jane@example.com`).
+        path = unquote(parts.path)
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length) if length else b""
         for base in ("/_sandbox/", f"{self.prefix}/_sandbox/"):
@@ -809,8 +813,9 @@ def _request_args(query: str, body: bytes, content_type: str) -> dict[str, list[
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
             if name:
-                payload = part.get_payload(decode=True) or b""
-                args[str(name)].append(payload.decode("utf-8", "replace"))
+                payload = part.get_payload(decode=True)
+                data = payload if isinstance(payload, bytes) else b""
+                args[str(name)].append(data.decode("utf-8", "replace"))
     elif body:
         for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             args[key].append(value)

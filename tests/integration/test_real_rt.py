@@ -234,12 +234,33 @@ def test_flow_as_account_without_show_outgoing_email_has_no_dispatcher(
     rt_views: dict[int, RTView],
 ) -> None:
     """Documented limitation: without ShowOutgoingEmail RT hides EmailRecord, so no Dispatcher."""
-    # full_refresh: the chunk cache key leaves the account out, so another account's cached
-    # histories (with EmailRecord) would otherwise be reused
-    _run_flow(monkeypatch, tmp_path, rt_server.url, AUDITOR, rt_server.password, full_refresh=True)
+    # No full_refresh: root's run of the same tickets is in Prefect's chunk cache, and the cache
+    # key names the RT account, so the auditor's run must not reuse root's histories.
+    _run_flow(monkeypatch, tmp_path, rt_server.url, AUDITOR, rt_server.password)
     _, rows = _read_csv(tmp_path / "out.csv")
     assert rows == expected_rows(scenario, rt_views, sees_outgoing_mail=False)
     assert any(row["Dispatcher"] for row in expected_rows(scenario, rt_views))
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_with_privileged_staff_rule_looks_senders_up_in_rt(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    rt_server: RTServer,
+    scenario: Scenario,
+    rt_views: dict[int, RTView],
+) -> None:
+    """`staff=privileged` asks RT (`user/<name>`, addresses percent-encoded) who is staff.
+
+    In this scenario every staff login is privileged and every client an unprivileged
+    auto-created address, so the rows equal the scenario's; a lookup that answered wrongly
+    either way would move mails between the client and staff columns.
+    """
+    _run_flow(monkeypatch, tmp_path, rt_server.url, "root", rt_server.password, staff="privileged")
+    _, rows = _read_csv(tmp_path / "out.csv")
+    assert rows == expected_rows(scenario, rt_views)
+    assert any(row["NumStaffEmails"] != "0" for row in rows)
+    assert any(row["NumClientEmails"] != "0" for row in rows)
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -406,3 +427,66 @@ def test_flow_fails_on_a_hidden_ticket_when_asked_to(
     assert unavailable, failure.value
     assert str(victim) in str(unavailable[0])
     assert not (tmp_path / "out.csv").exists()
+
+
+# credentials and queries RT refuses: one line at once, nothing retried, nothing published
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_wrong_password_is_one_line_with_no_retry_and_no_upload(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rt_server: RTServer, scenario: Scenario
+) -> None:
+    from rt_displayr.sandbox.displayr_server import DisplayrSimulator
+
+    secret = str(uuid.uuid4())
+    with DisplayrSimulator([secret]) as displayr:
+        monkeypatch.setenv("DISPLAYR_URL", displayr.url)
+        monkeypatch.setenv("DISPLAYR_PROJECT_SECRET", secret)
+        with pytest.raises(RTAuthError) as failure:
+            _run_flow(
+                monkeypatch,
+                tmp_path,
+                rt_server.url,
+                "root",
+                rt_server.password + "-wrong",
+                dry_run=False,
+            )
+        assert displayr.requests == []
+    assert str(failure.value) == (
+        "RT rejected the password of user 'root': Your username or password is incorrect"
+    )
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_bad_token_fails_at_once_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rt_server: RTServer, scenario: Scenario
+) -> None:
+    monkeypatch.setenv("RT_URL", rt_server.url)
+    monkeypatch.setenv("RT_TOKEN", "1-99-" + uuid.uuid4().hex)
+    monkeypatch.delenv("RT_USER", raising=False)
+    monkeypatch.delenv("RT_PASSWORD", raising=False)
+    from flows.rt_to_displayr import rt_to_displayr
+
+    with pytest.raises(RTAuthError) as failure:
+        rt_to_displayr(
+            query=RESOLVED,
+            dry_run=True,
+            output=str(tmp_path / "out.csv"),
+            state_dir=str(tmp_path / "state"),
+        )
+    assert str(failure.value).startswith("RT rejected the auth token in RT_TOKEN")
+    assert "\n" not in str(failure.value)
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_invalid_ticketsql_quotes_rts_own_words(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rt_server: RTServer, scenario: Scenario
+) -> None:
+    with pytest.raises(RTQueryError) as failure:
+        _run_flow(
+            monkeypatch, tmp_path, rt_server.url, "root", rt_server.password, query="Stauts = 'x'"
+        )
+    message = str(failure.value)
+    assert message.startswith("RT rejected the TicketSQL: Invalid query: ")
+    assert "Stauts" in message and "\n" not in message
