@@ -9,7 +9,6 @@ Prefect builds the parameter model from the signature, where string annotations 
 `Literal[...]` then fail to resolve.
 """
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,6 +27,7 @@ from rt_displayr.errors import ConfigError
 from rt_displayr.guard import check_publishable
 from rt_displayr.metrics import staff_names
 from rt_displayr.models import TicketFacts, TicketSummary
+from rt_displayr.process_env import exported_environment
 from rt_displayr.redact import install_log_redaction, register_secret
 from rt_displayr.settings import RTConnection, check_run_options
 from rt_displayr.state import default_state_dir
@@ -147,21 +147,6 @@ def _guard_worker_logs(secrets: list[str]) -> None:
 
 
 @contextmanager
-def _exported_environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the processes started meanwhile; restore them afterwards."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
 def dask_task_runner(address: str | None, workers: int) -> Iterator[Any]:
     """A started DaskTaskRunner whose workers report to this run's Prefect server.
 
@@ -203,7 +188,7 @@ def dask_task_runner(address: str | None, workers: int) -> Iterator[Any]:
     with ExitStack() as stack:
         if api_url:
             stack.enter_context(temporary_settings({PREFECT_API_URL: api_url}))
-            stack.enter_context(_exported_environment({"PREFECT_API_URL": api_url}))
+            stack.enter_context(exported_environment({"PREFECT_API_URL": api_url}))
         yield stack.enter_context(runner)
 
 

@@ -13,31 +13,16 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rt_displayr.process_env import exported_environment
 from rt_displayr.sandbox.displayr_server import DisplayrSimulator
 from rt_displayr.sandbox.rt_server import RTSimulator
 
 DEMO_DATA_NAME = "rt-ticket-history.csv"
 DEMO_USER = "root"
 DEMO_PASSWORD = "password"
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _say(text: str = "") -> None:
@@ -76,7 +61,7 @@ def run_demo(*, tickets: int, output: Path) -> dict[str, Any]:
         }
         parameters = {"output": str(output), "state_dir": state_dir}
         progress = sys.stderr.isatty()
-        with environment(settings):
+        with exported_environment(settings):
             first = run_flow(parameters, progress=progress)
             _describe("cold run", first)
             resolved = [t.id for t in rt.sim.tickets.values() if t.status == "resolved"]

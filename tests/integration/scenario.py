@@ -17,22 +17,6 @@ from typing import Any
 
 from tests.integration.rt5 import RT_NAME, RTRest
 
-COLUMNS = (
-    "TicketID",
-    "RTQueue",
-    "Owner",
-    "EmailReceivedTimeUTC",
-    "Requestors",
-    "ResolvedTimeUTC",
-    "NumClientEmails",
-    "NumStaffEmails",
-    "StaffEmailers",
-    "FirstResponseTimeUTC",
-    "LastResponseTimeUTC",
-    "Subject",
-    "EmailSenderChain",
-    "Dispatcher",
-)
 UTC_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 # Staff from the datafile (members of Staff: they see outgoing mail) and from REST `user/new`.

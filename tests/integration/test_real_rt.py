@@ -24,12 +24,12 @@ from rt_displayr.errors import RTAuthError, RTQueryError, RTTicketUnavailable
 from tests.integration.rt5 import RT_TIMEZONE, RTRest, RTServer
 from tests.integration.scenario import (
     AUDITOR,
-    COLUMNS,
     RTView,
     Scenario,
     expected_rows,
     first_outgoing_bcc,
 )
+from tests.sandbox_expectations import COLUMNS
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,1 @@
+"""Benchmarks of rt-displayr against the legacy algorithm (see benchmarks/README.md)."""
