@@ -105,7 +105,10 @@ class TicketFacts:
 
 def parse_rt_utc(text: str) -> datetime:
     """Parse a history/attachment date (`2026-12-04 16:06:41`), which RT prints in UTC."""
-    return datetime.strptime(text.strip(), RT_UTC_FORMAT).replace(tzinfo=UTC)
+    # fromisoformat reads exactly this layout ~10x faster than strptime: a rerun parses every
+    # stored date of every ticket.
+    value = datetime.fromisoformat(text.strip())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _dump_time(value: datetime | None) -> str | None:

@@ -34,16 +34,21 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from rt_displayr.sandbox import rt_render as render
 from rt_displayr.sandbox.rt_data import SimRT, SimTicket, generate_tickets
 
+# Milliseconds of server work per endpoint, measured on Debian's RT 5.0.3 (SQLite, 4 workers) on
+# this project's 2-core machines: benchmarks/README.md. The search costs per listed ticket
+# (4.6 ms each: RT builds every record in memory), so a cheap simulated search does not flatter
+# incremental reruns.
 DEFAULT_SERVICE_TIMES: dict[str, float] = {
-    "history_l": 85,
-    "history": 24,
-    "show": 27,
-    "history_item": 20,
-    "attachments": 20,
-    "attachment": 20,
+    "history_l": 52.8,
+    "history": 16.1,
+    "show": 19.5,
+    "history_item": 13.5,
+    "attachments": 9.6,
+    "attachment": 9.6,
+    "show_list": 29.7,
     "user": 15,
     "search": 30,
-    "search_per_ticket": 0.5,
+    "search_per_ticket": 4.6,
 }
 KINDS = frozenset(
     {
@@ -339,6 +344,8 @@ class Reply:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY a keep-alive client waits ~40 ms (delayed ACK) on every request.
+    disable_nagle_algorithm = True
     server_version = "Apache"
     sys_version = ""
     timeout = 120
