@@ -7,6 +7,7 @@ it; the chunk is also the unit of retry and of Prefect's result cache.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,10 @@ from rt_displayr.models import TicketFacts, TicketSummary
 from rt_displayr.rt.client import RTClient
 from rt_displayr.settings import RTConnection
 from tasks.retry import TASK_RETRIES, TASK_RETRY_DELAYS, TASK_RETRY_JITTER, retry_on_transient
+
+
+class ChunkAborted(Exception):
+    """A ticket left unfetched because another ticket of its chunk already failed it."""
 
 
 @dataclass
@@ -86,11 +91,28 @@ def fetch_histories(
     """Step 2 for one chunk: each ticket's history (and one attachment for the dispatcher)."""
     logger = get_run_logger()
     result = ChunkResult(facts=[])
+    failed = threading.Event()
+
+    def fetch(client: RTClient, ticket: TicketSummary) -> TicketFacts:
+        # Once one ticket has failed the chunk, a worker thread takes no new ticket: each would
+        # only repeat a rejected credential or a dead RT before the pool is shut down.
+        if failed.is_set():
+            raise ChunkAborted(f"ticket {ticket.id} not fetched: the chunk already failed")
+        try:
+            return fetch_ticket_facts(client, ticket)
+        except RTTicketUnavailable:
+            if on_missing_ticket != "skip":
+                failed.set()
+            raise
+        except BaseException:
+            failed.set()
+            raise
+
     with (
         RTClient(connection, pool_size=concurrency) as client,
         ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rt-fetch") as pool,
     ):
-        futures = {pool.submit(fetch_ticket_facts, client, ticket): ticket for ticket in tickets}
+        futures = {pool.submit(fetch, client, ticket): ticket for ticket in tickets}
         for future in as_completed(futures):
             ticket = futures[future]
             try:
@@ -101,9 +123,10 @@ def fetch_histories(
                     raise
                 logger.warning("skipping ticket %d: %s", ticket.id, exc)
                 result.missing.append(ticket.id)
+            except ChunkAborted:
+                continue  # the ticket that failed the chunk raises in its own turn
             except BaseException:
-                # The chunk has failed (and a retry refetches all of it): the queued tickets
-                # would only repeat a rejected credential or a dead RT, once each.
+                # The chunk has failed (and a retry refetches all of it).
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
         result.requests = client.requests_made
