@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from rt_displayr.errors import ConfigError, RtDisplayrError
 from rt_displayr.redact import redact
 from rt_displayr.settings import check_run_options
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 # The temporary Prefect server a local run starts would otherwise try to send telemetry, and log
 # an error for it on machines without internet; a scheduled metrics job has no need to phone home.
@@ -244,11 +247,9 @@ def serve(
         # Overlapping runs would race on the CSV, the incremental state and the data set.
         concurrency_limit=1,
     )
-    # `rt_to_displayr.serve()` would cloudpickle the flow into each run's process: its function
-    # then travels by value without the module globals its string annotations name (`Literal`),
-    # and every run fails parameter validation. A deployment served this way is re-imported
-    # from its entrypoint, as a worker does.
-    serve_deployments(deployment, limit=1)
+    # Served from its entrypoint, so each run imports the flow from the checkout as a worker
+    # does, rather than running a copy cloudpickled into this process.
+    serve_deployments(cast("RunnerDeployment", deployment), limit=1)
 
 
 if __name__ == "__main__":
