@@ -73,6 +73,23 @@ class _TokenBucket:
             self._sleep(wait)
 
 
+_buckets: dict[tuple[str, float], _TokenBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+def shared_bucket(
+    conn: RTConnection, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> _TokenBucket:
+    """One bucket per RT URL and rate in this process: the chunk tasks running side by side each
+    have a client of their own, and RT_RATE_LIMIT is meant for the run, not for each chunk."""
+    assert conn.rate_limit
+    key = (conn.url, conn.rate_limit)
+    with _buckets_lock:
+        if key not in _buckets:
+            _buckets[key] = _TokenBucket(conn.rate_limit, sleep, clock)
+        return _buckets[key]
+
+
 class RequestTally:
     """HTTP requests (retries and re-logins included) made by one thread inside `counting()`."""
 
@@ -128,7 +145,7 @@ class RTClient:
             self._session.cookies.set(name.strip(), value.strip(), domain=domain, path="/")
             # RT's CSRF protection answers an HTML warning page to a cookie session without it.
             self._session.headers["Referer"] = conn.url
-        self._bucket = _TokenBucket(conn.rate_limit, sleep, clock) if conn.rate_limit else None
+        self._bucket = shared_bucket(conn, sleep, clock) if conn.rate_limit else None
         self._count_lock = threading.Lock()
         self._requests = 0
         self._by_kind: dict[str, int] = {}

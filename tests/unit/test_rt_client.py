@@ -475,6 +475,20 @@ def test_client_rate_limit_paces_requests(sleeps: Sleeps) -> None:
     assert sleeps == [1.0, 2.0]
 
 
+def test_clients_of_one_run_share_the_rate_limit(sleeps: Sleeps) -> None:
+    """Two chunk tasks run side by side, each with its own client: RT still sees 1 request/s."""
+    with RTStub(lambda r: Reply(sample("user-jdoe-show.txt"))) as stub:
+        conn = connection(stub.url, token=SecretStr(TOKEN), rate_limit=1.0)
+        with (
+            RTClient(conn, sleep=sleeps, clock=lambda: 0.0) as first,
+            RTClient(conn, sleep=sleeps, clock=lambda: 0.0) as second,
+        ):
+            first.is_privileged("jdoe")
+            second.is_privileged("jdoe")
+            first.is_privileged("jdoe")
+    assert sleeps == [1.0, 2.0]
+
+
 def test_retry_after_forms() -> None:
     assert retry_after_seconds("12") == 12.0
     assert retry_after_seconds(None) is None
