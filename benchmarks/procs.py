@@ -18,19 +18,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.integration.rt5 import group_alive
+
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE = 10.0
 _started: list[subprocess.Popen[bytes]] = []
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -41,7 +33,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=STOP_GRACE)
     deadline = time.monotonic() + STOP_GRACE
-    while _group_alive(pgid) and time.monotonic() < deadline:
+    while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
@@ -94,7 +86,7 @@ def simulator(
         [
             sys.executable,
             "-m",
-            "benchmarks.sim",
+            "rt_displayr.sandbox.rt_server",
             "--tickets",
             str(tickets),
             "--latency-ms",

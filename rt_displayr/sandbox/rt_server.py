@@ -963,6 +963,18 @@ def control(url: str, action: str, timeout: float = 30.0, **payload: Any) -> Any
         return json.loads(response.read())["result"]
 
 
+def service_times_option(value: str) -> Mapping[str, float] | None:
+    """`default`, `zero`, or a JSON table such as the benchmark's costs measured on a real RT."""
+    if value == "default":
+        return DEFAULT_SERVICE_TIMES
+    if value == "zero":
+        return None
+    table = json.loads(value)
+    if not isinstance(table, dict):
+        raise SystemExit(f"--service-times must be default, zero or a JSON object, got {value!r}")
+    return {str(kind): float(ms) for kind, ms in table.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=100)
@@ -970,7 +982,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--prefix", default="")
     parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--service-times", choices=("default", "zero"), default="zero")
+    parser.add_argument(
+        "--service-times",
+        default="zero",
+        help="'default' (measured on a real RT), 'zero', or a JSON object of ms per endpoint kind",
+    )
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--user", default="root")
     parser.add_argument("--password", default="password")
@@ -996,7 +1012,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=opts.token,
         latency_ms=opts.latency_ms,
         workers=opts.workers,
-        service_times=DEFAULT_SERVICE_TIMES if opts.service_times == "default" else None,
+        service_times=service_times_option(opts.service_times),
     )
     try:
         print(server.url, flush=True)
